@@ -1,0 +1,163 @@
+"""Process-group setup from the torchrun / Kubeflow environment, thread budgeting, and exact reductions.
+
+`init_world` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` and, when present, `LOCAL_RANK`
+and `LOCAL_WORLD_SIZE` (torchrun sets them; a PyTorchJob pod started as plain `python -m trainer` does
+not, so they default to 0 and 1). With no `WORLD_SIZE` (or 1) it is one process and no process group.
+Otherwise it waits for the master's name to resolve and for rendezvous, both within `train.dist_timeout`
+seconds, and fails with one line naming the address if either never happens. Backend: nccl on CUDA,
+gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from trainer.errors import TrainerError
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process sits: its global rank, the world size, and the device it computes on."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int | None) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise TrainerError(f"{name} is not set but WORLD_SIZE is: set it (torchrun and PyTorchJob do)")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise TrainerError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def resolve_device(choice: str, local_rank: int) -> torch.device:
+    """The device for `train.device` (auto|cpu|cuda); with CUDA, the GPU numbered `local_rank`."""
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise TrainerError("train.device=cuda but no CUDA device is visible: use train.device=cpu or auto")
+    if local_rank >= torch.cuda.device_count():
+        raise TrainerError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible")
+    return torch.device("cuda", local_rank)
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota if any."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def set_threads(requested: int, local_world_size: int) -> int:
+    """Set torch's intra-op threads: `requested`, or (0) this machine's cores shared by its processes."""
+    threads = requested or max(1, available_cores() // local_world_size)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _wait_for_name(host: str, port: int, deadline: float) -> None:
+    while True:
+        try:
+            socket.getaddrinfo(host, port)
+            return
+        except socket.gaierror:
+            if time.monotonic() >= deadline:
+                raise TrainerError(
+                    f"master address {host} does not resolve: check MASTER_ADDR, that the master pod and its "
+                    "Service exist, or raise train.dist_timeout"
+                ) from None
+            time.sleep(0.5)
+
+
+def init_world(device_choice: str, timeout_s: float) -> World:
+    """Join the process group the environment describes (or none), waiting up to `timeout_s` seconds."""
+    world_size = _env_int("WORLD_SIZE", 1)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world_size < 1:
+        raise TrainerError(f"WORLD_SIZE={world_size} must be at least 1")
+    device = resolve_device(device_choice, local_rank)
+    if world_size == 1:
+        return World(0, 1, 0, 1, device)
+    rank = _env_int("RANK", None)
+    if not 0 <= rank < world_size:
+        raise TrainerError(f"RANK={rank} is outside a world of size {world_size}")
+    host = os.environ.get("MASTER_ADDR")
+    port = _env_int("MASTER_PORT", None)
+    if not host:
+        raise TrainerError("MASTER_ADDR is not set but WORLD_SIZE is: set it to rank 0's host name")
+    deadline = time.monotonic() + timeout_s
+    _wait_for_name(host, port, deadline)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    try:
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", init_method="env://", rank=rank,
+            world_size=world_size, timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
+        )
+    except (RuntimeError, ValueError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainerError(
+            f"rank {rank} could not join the process group at {host}:{port} within {timeout_s:g}s ({reason}): "
+            "check MASTER_ADDR/MASTER_PORT and that every rank is running, or raise train.dist_timeout"
+        ) from None
+    return World(rank, world_size, local_rank, _env_int("LOCAL_WORLD_SIZE", 1), device)
+
+
+def close_world(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sum_across(world: World, sums: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of `sums` over all ranks (in place), so means are sums over counts, not means of means."""
+    if world.distributed:
+        dist.all_reduce(sums)
+    return sums
+
+
+def gather(world: World, value: object) -> list:
+    """`value` from every rank, in rank order (a picklable object per rank)."""
+    if not world.distributed:
+        return [value]
+    values = [None] * world.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
+def from_main(world: World, value: object) -> object:
+    """Rank 0's `value` on every rank."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
