@@ -1,9 +1,9 @@
 """Process-group setup from the torchrun / Kubeflow environment, thread budgeting, and exact reductions.
 
-`init_world` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` and, when present, `LOCAL_RANK`
+`world_from_env` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` and, when present, `LOCAL_RANK`
 and `LOCAL_WORLD_SIZE` (torchrun sets them; a PyTorchJob pod started as plain `python -m trainer` does
 not, so they default to 0 and 1). With no `WORLD_SIZE` (or 1) it is one process and no process group.
-Otherwise it waits for the master's name to resolve and for rendezvous, both within `train.dist_timeout`
+Otherwise `join` waits for the master's name to resolve and for rendezvous, both within `train.dist_timeout`
 seconds, and fails with one line naming the address if either never happens. Backend: nccl on CUDA,
 gloo on CPU.
 """
@@ -14,14 +14,20 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from trainer.errors import TrainerError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,8 @@ def _wait_for_name(host: str, port: int, deadline: float) -> None:
             time.sleep(0.5)
 
 
-def init_world(device_choice: str, timeout_s: float) -> World:
-    """Join the process group the environment describes (or none), waiting up to `timeout_s` seconds."""
+def world_from_env(device_choice: str) -> World:
+    """This process's place in the world the environment describes; joins nothing yet (see `join`)."""
     world_size = _env_int("WORLD_SIZE", 1)
     local_rank = _env_int("LOCAL_RANK", 0)
     if world_size < 1:
@@ -111,26 +117,33 @@ def init_world(device_choice: str, timeout_s: float) -> World:
     rank = _env_int("RANK", None)
     if not 0 <= rank < world_size:
         raise TrainerError(f"RANK={rank} is outside a world of size {world_size}")
-    host = os.environ.get("MASTER_ADDR")
-    port = _env_int("MASTER_PORT", None)
-    if not host:
+    if not os.environ.get("MASTER_ADDR"):
         raise TrainerError("MASTER_ADDR is not set but WORLD_SIZE is: set it to rank 0's host name")
+    _env_int("MASTER_PORT", None)
+    return World(rank, world_size, local_rank, _env_int("LOCAL_WORLD_SIZE", 1), device)
+
+
+def join(world: World, timeout_s: float) -> None:
+    """Join the process group (nothing for one process), waiting up to `timeout_s` for the master."""
+    if not world.distributed:
+        return
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
     deadline = time.monotonic() + timeout_s
     _wait_for_name(host, port, deadline)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    if world.device.type == "cuda":
+        torch.cuda.set_device(world.device)
     try:
         dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo", init_method="env://", rank=rank,
-            world_size=world_size, timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
+            "nccl" if world.device.type == "cuda" else "gloo", init_method="env://", rank=world.rank,
+            world_size=world.world_size, timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
         )
     except (RuntimeError, ValueError, OSError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TrainerError(
-            f"rank {rank} could not join the process group at {host}:{port} within {timeout_s:g}s ({reason}): "
-            "check MASTER_ADDR/MASTER_PORT and that every rank is running, or raise train.dist_timeout"
+            f"rank {world.rank} could not join the process group at {host}:{port} within {timeout_s:g}s "
+            f"({reason}): check MASTER_ADDR/MASTER_PORT and that every rank is running, or raise "
+            "train.dist_timeout"
         ) from None
-    return World(rank, world_size, local_rank, _env_int("LOCAL_WORLD_SIZE", 1), device)
 
 
 def close_world(world: World) -> None:
@@ -154,10 +167,26 @@ def gather(world: World, value: object) -> list:
     return values
 
 
-def from_main(world: World, value: object) -> object:
-    """Rank 0's `value` on every rank."""
+def on_main(world: World, action: Callable[[], T]) -> T:
+    """Run `action` on rank 0 alone and return its result on every rank; if it raised TrainerError, every
+    rank raises it, so no rank is left waiting in a collective for one that failed."""
+    result = error = None
+    if world.is_main:
+        try:
+            result = action()
+        except TrainerError as exc:
+            error = str(exc)
+    if world.distributed:
+        box = [(result, error)]
+        dist.broadcast_object_list(box, src=0)
+        result, error = box[0]
+    if error:
+        raise TrainerError(error)
+    return result
+
+
+def wrap(world: World, model: nn.Module) -> nn.Module:
+    """The model as DDP averages its gradients across ranks, or itself for one process."""
     if not world.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+        return model
+    return DistributedDataParallel(model, device_ids=[world.device] if world.device.type == "cuda" else None)
