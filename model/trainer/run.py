@@ -25,16 +25,24 @@ from etl import Dataset, open_dataset
 from etl.reader import SPLITS
 from trainer.baselines import baseline_predictors
 from trainer.config import Config, dump_config
-from trainer.data import open_data, scan_dataset, seed_for, steps_per_epoch
-from trainer.distributed import (World, close_world, gather, join, on_main, set_threads, sum_across,
-                                 world_from_env, wrap)
+from trainer.data import TrainTargets, open_data, scan_dataset, seed_for, steps_per_epoch
+from trainer.distributed import World, close_world, gather, join, on_main, set_threads, sum_across, world_from_env, wrap
 from trainer.errors import TrainerError
 from trainer.loop import evaluate, loss_function, make_optimizer, make_scheduler, train_epoch
 from trainer.metrics import new_metrics
 from trainer.models import build_model
 from trainer.report import device_name, epoch_line, machine, now, peak_rss_mb, result_line, where
-from trainer.run_files import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, load_tensors,
-                               save_tensors, start_fresh, write_json, write_text)
+from trainer.run_files import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    load_tensors,
+    save_tensors,
+    start_fresh,
+    write_json,
+    write_text,
+)
 
 RESULT_BASELINE_METRIC = {"regression": "mse", "classification": "accuracy"}
 
@@ -198,18 +206,52 @@ def _train(config: Config, resume: bool, world: World, dataset: Dataset, task: s
                 "progress": asdict(progress), **compatibility(config, dataset),
             })
         log(world, epoch_line(record, task))
-    return _finish(config, world, dataset, task, model, progress, targets, threads, started, resumed_from)
+    return _finish(config, world, dataset, data, task, model, progress, targets, threads, started, resumed_from)
 
 
-def _finish(config: Config, world: World, dataset: Dataset, task: str, model: torch.nn.Module, progress: Progress,
-            targets, threads: int, started: float, resumed_from: int | None) -> dict:
+def _finish(config: Config, world: World, dataset: Dataset, data, task: str, model: torch.nn.Module,
+            progress: Progress, targets: TrainTargets, threads: int, started: float,
+            resumed_from: int | None) -> dict:
     """Test the best model and the baselines, gather every rank's facts, write metrics.json, print RESULT."""
     final_sha256 = parameters_sha256(model)
     model.load_state_dict(progress.best_state)
     model.eval()
 
     def test(predict, threshold: float) -> dict:
-        return evaluate(predict, data_batches(), new_metrics(task, world.device, threshold), world)
+        batches = data.eval_batches("test", config.eval.batch_size)
+        return evaluate(predict, batches, new_metrics(task, world.device, threshold), world)
 
-    data = open_data("stream", dataset, world, config.train.seed) if config.data.mode == "stream" else None
-    ...
+    test_metrics = test(model, config.eval.threshold)
+    baselines = {name: test(predict, 0.5) for name, predict in baseline_predictors(dataset, task, targets).items()}
+    ranks = gather(world, {"rank": world.rank, "peak_rss_mb": round(peak_rss_mb(), 1),
+                           "final_params_sha256": final_sha256})
+    history = progress.history
+    train_seconds = sum(record["seconds"] for record in history)
+    samples_per_second = sum(record["samples"] for record in history) / train_seconds
+    metrics = {
+        "kind": "train_run", "where": where(), "created": now(), "machine": machine(),
+        "config": config.model_dump(), "run_dir": str(config.run_dir),
+        "dataset": {"path": str(dataset.path), **dataset_signature(dataset),
+                    "multiplier": dataset.index.get("multiplier", 1)},
+        "world_size": world.world_size, "device": device_name(world.device), "torch_version": torch.__version__,
+        "threads_per_process": threads, "data_mode": config.data.mode,
+        "epochs": len(history), "best_epoch": progress.best_epoch, "best_val_loss": progress.best_val_loss,
+        "stopped_early": progress.stopped_early, "resumed_from_epoch": resumed_from, "history": history,
+        "test": test_metrics, "baselines": baselines,
+        "train_seconds": train_seconds, "samples_per_second": samples_per_second,
+        "wall_seconds": time.perf_counter() - started,
+        "peak_rss_mb": max(rank["peak_rss_mb"] for rank in ranks), "ranks": ranks,
+    }
+    key = RESULT_BASELINE_METRIC[task]
+    summary = {
+        "run_dir": str(config.run_dir), "task": task, "target": dataset.target,
+        "best_val_loss": progress.best_val_loss, "best_epoch": progress.best_epoch,
+        **{f"test_{name}": value for name, value in test_metrics.items()},
+        **{f"baseline_{name}_{key}": values[key] for name, values in baselines.items()},
+        "epochs": len(history), "train_seconds": train_seconds, "samples_per_second": samples_per_second,
+        "peak_rss_mb": metrics["peak_rss_mb"], "world_size": world.world_size, "device": metrics["device"],
+    }
+    if world.is_main:
+        write_json(config.run_dir / METRICS_FILE, metrics)
+        print(result_line(summary), flush=True)
+    return metrics
