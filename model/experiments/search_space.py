@@ -15,10 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from etl.errors import UserError
+
 STRATEGIES = ("grid", "random")
 
 
-class SearchSpaceError(Exception):
+class SearchSpaceError(UserError):
     """A search-space file that cannot be used; the message names the file and the problem."""
 
 
