@@ -14,6 +14,8 @@ from etl.sources import read_price_csv
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+EXPERIMENTS = REPO / "model" / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))  # the experiment scripts import their sibling modules by name
 
 
 def run_cli(*args, check_rc=None, env=None, **kwargs) -> subprocess.CompletedProcess:

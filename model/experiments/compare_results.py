@@ -27,6 +27,10 @@ from etl.errors import UserError  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_INPUT = REPO / "model" / "outputs" / "results"
 DEFAULT_OUT = REPO / "model" / "outputs" / "report"
+ROW_FIELDS = {  # what a row needs to be drawn; other rows are counted as malformed and skipped
+    "scale_test": {"multiplier": int, "mode": str, "world_size": int, "status": str},
+    "hp_search": {"trial": int, "status": str, "params": dict},
+}
 EXPECTED = {
     ("scale_test", "local"): "test_scale_local.py",
     ("hp_search", "local"): "hyperparam_search_local.py",
@@ -58,7 +62,9 @@ def load(files: list[Path]) -> tuple[list[dict], list[str]]:
         if not isinstance(document, dict) or not isinstance(document.get("rows"), list) or "kind" not in document:
             problems.append(f"{file}: not a results JSON (needs `kind` and a list of `rows`)")
             continue
-        rows = [row for row in document["rows"] if isinstance(row, dict)]
+        fields = ROW_FIELDS.get(document["kind"], {})
+        rows = [row for row in document["rows"]
+                if isinstance(row, dict) and all(isinstance(row.get(k), t) for k, t in fields.items())]
         if len(rows) != len(document["rows"]):
             problems.append(f"{file}: {len(document['rows']) - len(rows)} malformed row(s) skipped")
         documents.append({**document, "rows": rows, "_file": str(file)})
