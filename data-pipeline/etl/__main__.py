@@ -10,6 +10,7 @@ from etl.paths import PROCESSED_DIR, SNAPSHOT_TICKER
 from etl.reader import open_dataset
 from etl.sources import SOURCES, load_prices, ticker_slug
 from etl.writer import DEFAULT_SHARD_ROWS, check_output
+from etl.xor import build_xor
 
 DEFAULT_TARGETS = ("volatility", "direction")
 
@@ -37,6 +38,15 @@ def make_parser() -> Parser:
     verify = commands.add_parser("verify", help="check a dataset's shards; exit 2 naming a bad one")
     verify.add_argument("dataset", type=Path)
     verify.add_argument("--checksums", action="store_true", help="also check every shard's sha256")
+    xor = commands.add_parser("xor", help="generate the XOR (parity) classification dataset",
+                              description="Points uniform in [0,1]^d, label = parity of the rounded coordinates.")
+    xor.add_argument("--train", type=int, default=10_000, help="training points (default 10000)")
+    xor.add_argument("--validation", type=int, default=1_000, help="validation points (default 1000)")
+    xor.add_argument("--test", type=int, default=1_000, help="test points (default 1000)")
+    xor.add_argument("--dims", type=int, default=2, help="dimensions d >= 1 (default 2)")
+    xor.add_argument("--seed", type=int, default=0)
+    xor.add_argument("--out", type=Path, help="dataset folder (default data-pipeline/data/processed/xor-d<dims>)")
+    xor.add_argument("--force", action="store_true", help="replace an existing dataset")
     info = commands.add_parser("info", help="splits, rows, bytes, source and normalisation of a dataset")
     info.add_argument("dataset", type=Path)
     return parser
@@ -58,6 +68,13 @@ def command_build(args) -> None:
         print(f"built {out}\n{describe(index)}")
 
 
+def command_xor(args) -> None:
+    out = args.out or PROCESSED_DIR / f"xor-d{args.dims}"
+    index = build_xor(out, train=args.train, validation=args.validation, test=args.test, dims=args.dims,
+                      seed=args.seed, force=args.force)
+    print(f"built {out}\n{describe(index)}")
+
+
 def command_verify(args) -> None:
     dataset = open_dataset(args.dataset)
     dataset.verify(checksums=args.checksums)
@@ -75,7 +92,7 @@ def command_info(args) -> None:
 
 def main(argv=None) -> None:
     args = make_parser().parse_args(argv)
-    {"build": command_build, "verify": command_verify, "info": command_info}[args.command](args)
+    {"build": command_build, "xor": command_xor, "verify": command_verify, "info": command_info}[args.command](args)
 
 
 if __name__ == "__main__":

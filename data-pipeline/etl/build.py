@@ -1,5 +1,6 @@
 """Build one dataset: cleaned prices -> features -> time splits -> normalised windows -> shards."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -58,7 +59,10 @@ def describe(index: dict) -> str:
         lines.append(f"  {split:<10} rows={entry['rows']:>9} shards={len(entry['shards']):>5} "
                      f"MB={size / 1e6:9.2f}")
     source = index.get("source", {})
-    lines.append(f"  source: {source.get('provider')} {source.get('ticker')} "
-                 f"{source.get('first_date')}..{source.get('last_date')} ({source.get('rows')} days)")
+    if "ticker" in source:
+        lines.append(f"  source: {source.get('provider')} {source.get('ticker')} "
+                     f"{source.get('first_date')}..{source.get('last_date')} ({source.get('rows')} days)")
+    else:
+        lines.append(f"  source: {json.dumps(source)}")
     return "\n".join(lines)
 
