@@ -103,3 +103,78 @@ def comparable(result: dict) -> dict:
     """The parts of a RESULT that must not depend on timing, memory or where it ran."""
     return {key: value for key, value in result.items()
             if key.startswith(("test_", "baseline_", "best_")) or key in ("epochs", "world_size")}
+
+
+
+def join_as(rank: int, size: int, port: int):
+    """In a spawned test process: set the environment torchrun would and join a gloo world of `size`."""
+    from trainer.distributed import join, set_threads, world_from_env
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    world = world_from_env("cpu")
+    set_threads(1, 1)
+    join(world, 60)
+    return world
+
+
+def ddp_steps(world, batches: list) -> dict:
+    """One DDP step per batch on this rank's slice of it: the parameters and gradients afterwards."""
+    import torch
+    import torch.nn.functional as F
+
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.distributed import wrap
+    from trainer.loop import make_optimizer, train_epoch
+    from trainer.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=16), WINDOW, FEATURES)
+    optimizer = make_optimizer(model, TrainConfig())
+    mine = [(x.chunk(world.world_size)[world.rank], y.chunk(world.world_size)[world.rank]) for x, y in batches]
+    train_epoch(wrap(world, model), optimizer, mine, F.mse_loss, 1.0, world.device)
+    return {"params": [p.detach() for p in model.parameters()], "grads": [p.grad for p in model.parameters()]}
+
+
+def evaluations(world, dataset: str, mode: str) -> dict:
+    """A freshly seeded model and a row-wise probe evaluated on this rank's parts; the train-target scan."""
+    import dataclasses
+
+    import torch
+
+    from etl import open_dataset
+    from trainer.config import ModelConfig
+    from trainer.data import open_data, scan_dataset
+    from trainer.loop import evaluate
+    from trainer.metrics import new_metrics
+    from trainer.models import build_model
+
+    data_set = open_dataset(dataset)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=16), WINDOW, FEATURES).eval()
+    data = open_data(mode, data_set, world, seed=0)
+
+    def probe(x):  # row by row in float64, so its predictions cannot depend on how rows are batched
+        return x[:, -1, 0].double() * 0.5 + 0.2
+
+    result = {"targets": dataclasses.asdict(scan_dataset(data_set, world, checksums=True))}
+    for split in ("validation", "test"):
+        for name, predict in (("model", model), ("probe", probe)):
+            metrics = new_metrics(data_set.task, world.device, 0.5)
+            result[f"{name}_{split}"] = evaluate(predict, data.eval_batches(split, 64), metrics, world)
+    return result
+
+
+def spawned_worker(rank: int, size: int, port: int, jobs: dict, out: str) -> None:
+    """Run in a world of `size`: `evaluations` for each (dataset, mode) of jobs["eval"], and `ddp_steps` on
+    jobs["ddp"] when given; rank 0 saves everything to `out`."""
+    import torch
+
+    from trainer.distributed import close_world
+
+    world = join_as(rank, size, port)
+    results = {"eval": [evaluations(world, dataset, mode) for dataset, mode in jobs["eval"]]}
+    if jobs.get("ddp"):
+        results["ddp"] = ddp_steps(world, jobs["ddp"])
+    if world.is_main:
+        torch.save(results, out)
+    close_world(world)

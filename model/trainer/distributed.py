@@ -123,6 +123,17 @@ def world_from_env(device_choice: str) -> World:
     return World(rank, world_size, local_rank, _env_int("LOCAL_WORLD_SIZE", 1), device)
 
 
+def _attempt_store(host: str, port: int, world: World, timeout: timedelta) -> dist.Store:
+    """torchrun's store, with this restart attempt's own key space.
+
+    torchrun (c10d rendezvous) keeps one store across restarts and init_process_group adds no per-attempt
+    prefix (pytorch/pytorch#135712), so a restarted rank can read the previous attempt's gloo addresses and
+    fail with "connection refused". Every worker of one torchrun attempt shares TORCHELASTIC_RESTART_COUNT.
+    """
+    store = dist.TCPStore(host, port, world.world_size, is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"trainer/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+
+
 def join(world: World, timeout_s: float) -> None:
     """Join the process group (nothing for one process), waiting up to `timeout_s` for the master."""
     if not world.distributed:
@@ -132,11 +143,15 @@ def join(world: World, timeout_s: float) -> None:
     _wait_for_name(host, port, deadline)
     if world.device.type == "cuda":
         torch.cuda.set_device(world.device)
+    backend = "nccl" if world.device.type == "cuda" else "gloo"
     try:
-        dist.init_process_group(
-            "nccl" if world.device.type == "cuda" else "gloo", init_method="env://", rank=world.rank,
-            world_size=world.world_size, timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
-        )
+        timeout = timedelta(seconds=max(1.0, deadline - time.monotonic()))
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            dist.init_process_group(backend, store=_attempt_store(host, port, world, timeout), rank=world.rank,
+                                    world_size=world.world_size, timeout=timeout)
+        else:
+            dist.init_process_group(backend, init_method="env://", rank=world.rank, world_size=world.world_size,
+                                    timeout=timeout)
     except (RuntimeError, ValueError, OSError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TrainerError(
