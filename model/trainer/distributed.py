@@ -3,9 +3,9 @@
 `world_from_env` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` and, when present, `LOCAL_RANK`
 and `LOCAL_WORLD_SIZE` (torchrun sets them; a PyTorchJob pod started as plain `python -m trainer` does
 not, so they default to 0 and 1). With no `WORLD_SIZE` (or 1) it is one process and no process group.
-Otherwise `join` waits for the master's name to resolve and for rendezvous, both within `train.dist_timeout`
-seconds, and fails with one line naming the address if either never happens. Backend: nccl on CUDA,
-gloo on CPU.
+Otherwise `join` waits for the master's name to resolve, for its store to listen and for rendezvous, all
+within `train.dist_timeout` seconds, and fails with one line naming the address if any never happens.
+Backend: nccl on CUDA, gloo on CPU.
 """
 
 from __future__ import annotations
@@ -91,18 +91,28 @@ def set_threads(requested: int, local_world_size: int) -> int:
     return threads
 
 
-def _wait_for_name(host: str, port: int, deadline: float) -> None:
+def _wait_for_master(host: str, port: int, deadline: float, timeout_s: float, connect: bool) -> None:
+    """Wait until `host` resolves and (if `connect`) accepts TCP connections on `port`, or fail in one line.
+
+    Workers of a PyTorchJob start before the master's Service resolves or its store listens; polling here
+    keeps the error a clear sentence instead of a C++ stack trace from the store client.
+    """
     while True:
         try:
             socket.getaddrinfo(host, port)
+            if connect:
+                socket.create_connection((host, port), timeout=1.0).close()
             return
         except socket.gaierror:
-            if time.monotonic() >= deadline:
-                raise TrainerError(
-                    f"master address {host} does not resolve: check MASTER_ADDR, that the master pod and its "
-                    "Service exist, or raise train.dist_timeout"
-                ) from None
-            time.sleep(0.5)
+            problem = f"master address {host} does not resolve"
+        except OSError:
+            problem = f"nothing listens at the master address {host}:{port}"
+        if time.monotonic() >= deadline:
+            raise TrainerError(
+                f"{problem} after {timeout_s:g}s: check MASTER_ADDR/MASTER_PORT, that the master pod (rank 0) "
+                "and its Service are up, or raise train.dist_timeout"
+            )
+        time.sleep(0.5)
 
 
 def world_from_env(device_choice: str) -> World:
@@ -140,13 +150,14 @@ def join(world: World, timeout_s: float) -> None:
         return
     host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
     deadline = time.monotonic() + timeout_s
-    _wait_for_name(host, port, deadline)
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    _wait_for_master(host, port, deadline, timeout_s, connect=agent_store or not world.is_main)
     if world.device.type == "cuda":
         torch.cuda.set_device(world.device)
     backend = "nccl" if world.device.type == "cuda" else "gloo"
     try:
         timeout = timedelta(seconds=max(1.0, deadline - time.monotonic()))
-        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        if agent_store:
             dist.init_process_group(backend, store=_attempt_store(host, port, world, timeout), rank=world.rank,
                                     world_size=world.world_size, timeout=timeout)
         else:
