@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from trainer.config import ModelConfig, TrainConfig
 from trainer.distributed import available_cores, set_threads
-from trainer.loop import make_optimizer, train_epoch
+from trainer.loop import flatten_parameters, make_optimizer, train_epoch
 from trainer.models import build_model
 from trainer_support import (
     FEATURES,
@@ -59,7 +59,8 @@ def test_ddp_steps_on_two_ranks_equal_one_process_on_the_union(spawned):
     def one_process(steps):
         torch.manual_seed(0)
         model = build_model(ModelConfig(hidden=16), WINDOW, FEATURES)
-        train_epoch(model, make_optimizer(model, TrainConfig()), steps, F.mse_loss, 1.0, torch.device("cpu"))
+        flat = flatten_parameters(model)
+        train_epoch(model, flat, make_optimizer(flat, TrainConfig()), steps, F.mse_loss, 1.0, torch.device("cpu"))
         return [p.detach() for p in model.parameters()], [p.grad for p in model.parameters()]
 
     params, grads = one_process(batches)

@@ -124,14 +124,15 @@ def ddp_steps(world, batches: list) -> dict:
 
     from trainer.config import ModelConfig, TrainConfig
     from trainer.distributed import wrap
-    from trainer.loop import make_optimizer, train_epoch
+    from trainer.loop import flatten_parameters, make_optimizer, train_epoch
     from trainer.models import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=16), WINDOW, FEATURES)
-    optimizer = make_optimizer(model, TrainConfig())
+    flat = flatten_parameters(model)
+    optimizer = make_optimizer(flat, TrainConfig())
     mine = [(x.chunk(world.world_size)[world.rank], y.chunk(world.world_size)[world.rank]) for x, y in batches]
-    train_epoch(wrap(world, model), optimizer, mine, F.mse_loss, 1.0, world.device)
+    train_epoch(wrap(world, model), flat, optimizer, mine, F.mse_loss, 1.0, world.device)
     return {"params": [p.detach() for p in model.parameters()], "grads": [p.grad for p in model.parameters()]}
 
 

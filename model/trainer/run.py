@@ -28,7 +28,7 @@ from trainer.config import Config, dump_config
 from trainer.data import TrainTargets, open_data, scan_dataset, seed_for, steps_per_epoch
 from trainer.distributed import World, close_world, gather, join, on_main, set_threads, sum_across, world_from_env, wrap
 from trainer.errors import TrainerError
-from trainer.loop import evaluate, loss_function, make_optimizer, make_scheduler, train_epoch
+from trainer.loop import evaluate, flatten_parameters, loss_function, make_optimizer, make_scheduler, train_epoch
 from trainer.metrics import new_metrics
 from trainer.models import build_model
 from trainer.report import device_name, epoch_line, machine, now, peak_rss_mb, result_line, where
@@ -126,7 +126,8 @@ def _train(config: Config, resume: bool, world: World, dataset: Dataset, task: s
     data = open_data(config.data.mode, dataset, world, config.train.seed)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, dataset.window, dataset.n_features).to(world.device)
-    optimizer = make_optimizer(model, config.train)
+    flat = flatten_parameters(model)
+    optimizer = make_optimizer(flat, config.train)
     scheduler = make_scheduler(optimizer, config.train)
     progress = Progress()
     run_dir = config.run_dir
@@ -170,7 +171,7 @@ def _train(config: Config, resume: bool, world: World, dataset: Dataset, task: s
         if show_bar:
             batches = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}", leave=False)
         start = time.perf_counter()
-        loss_sum, rows = train_epoch(net, optimizer, batches, loss_fn, config.train.grad_clip, world.device)
+        loss_sum, rows = train_epoch(net, flat, optimizer, batches, loss_fn, config.train.grad_clip, world.device)
         seconds = time.perf_counter() - start
         if scheduler is not None:
             scheduler.step()
