@@ -11,7 +11,7 @@ from etl import open_dataset
 from trainer.cli import main
 from trainer.config import load_config
 from trainer.models import build_model
-from trainer_support import make_dataset, result_of, write_config
+from trainer_support import REPO, make_dataset, result_of, write_config
 
 KATIB = re.compile(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")  # Katib's stdout metrics collector
 DESIGN_RESULT_KEYS = {"best_val_loss", "epochs", "train_seconds", "samples_per_second", "peak_rss_mb", "world_size"}
@@ -133,3 +133,13 @@ def test_resume_of_a_finished_run_reports_the_same_result(tmp_path, capsys, regr
         {k: v for k, v in again.items() if k.startswith("test_")}
     saved = yaml.safe_load((tmp_path / "out" / "run" / "config.yaml").read_text())
     assert saved["train"]["epochs"] == 3
+
+
+def test_mlp_beats_persistence_on_the_real_volatility_dataset(tmp_path, capsys, volatility_dataset):
+    """The default model on the dataset built from the shipped snapshot (conftest's session fixture)."""
+    config = tmp_path / "c.yaml"
+    config.write_text((REPO / "model" / "configs" / "base.yaml").read_text())
+    result, _ = train(capsys, config, "--set", f"data.path={volatility_dataset}", "--set", f"io.save_dir={tmp_path}",
+                      "--set", "train.threads=1")
+    assert result["test_mse"] < 0.8 * result["baseline_persistence_mse"]
+    assert result["test_mse"] < result["baseline_train_mean_mse"] and result["test_r2"] > 0
