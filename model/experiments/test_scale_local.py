@@ -84,7 +84,7 @@ def last_error(output: str) -> str | None:
 
 def measure(args, dataset: Path, multiplier: int, mode: str, world_size: int) -> dict:
     overrides = {"data.path": dataset, "data.mode": mode, "train.epochs": args.epochs,
-                 "train.max_steps": args.max_steps, "io.save_dir": args.runs_dir,
+                 "train.max_steps_per_epoch": args.max_steps, "io.save_dir": args.runs_dir,
                  "io.run_name": f"x{multiplier}-{mode}-w{world_size}"}
     outcome = run_capped(trainer_command(args.config, world_size, overrides), cap_bytes=args.memory_cap,
                          timeout=args.timeout, cwd=REPO)

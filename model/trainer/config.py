@@ -42,6 +42,7 @@ class TrainConfig(Section):
     schedule: Literal["none", "cosine"] = "cosine"
     grad_clip: float = Field(1.0, ge=0.0)
     early_stop_patience: int = Field(5, ge=0)
+    max_steps_per_epoch: int = Field(0, ge=0)
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0)

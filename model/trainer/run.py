@@ -113,6 +113,8 @@ def train(config: Config, resume: bool = False) -> dict:
     dataset = open_dataset(config.data.path)
     task = check_task(config, dataset)
     steps = steps_per_epoch(dataset, world.world_size, config.train.batch_size)
+    if config.train.max_steps_per_epoch:
+        steps = min(steps, config.train.max_steps_per_epoch)
     join(world, config.train.dist_timeout)
     try:
         return _train(config, resume, world, dataset, task, steps, threads, started)
