@@ -159,8 +159,6 @@ class Search:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         pending = [t for t in range(len(self.trials)) if t not in self.rows]
         if self.args.executor == "workers":
-            import trainer.run  # noqa: F401  imported once here; the forked workers share it
-
             pool = ProcessPoolExecutor(self.args.parallel, mp_context=multiprocessing.get_context("fork"))
         else:
             pool = ThreadPoolExecutor(self.args.parallel)
