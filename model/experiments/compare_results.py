@@ -11,6 +11,7 @@ result that is missing is said in the report; nothing here crashes on a partial 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -30,6 +31,7 @@ DEFAULT_OUT = REPO / "model" / "outputs" / "report"
 ROW_FIELDS = {  # what a row needs to be drawn; other rows are counted as malformed and skipped
     "scale_test": {"multiplier": int, "mode": str, "world_size": int, "status": str},
     "hp_search": {"trial": int, "status": str, "params": dict},
+    "xor_study": {"model": str, "test_accuracy": float, "history": list},
 }
 EXPECTED = {
     ("scale_test", "local"): "test_scale_local.py",
@@ -237,6 +239,35 @@ def search_section(report: Report, documents: list[dict]) -> None:
         report.figure("search_val_curves", "Validation loss of the best trials", draw)
 
 
+def xor_section(report: Report, documents: list[dict]) -> None:
+    """Final metrics of the XOR study's two models, and the PNGs the study drew, copied beside report.md."""
+    for doc in documents:
+        data = doc.get("dataset") or {}
+        report.text(f"## XOR study: no hidden layer against one hidden layer ({doc.get('where')})\n\n"
+                    f"d = {data.get('dims')}, {data.get('train')} train / {data.get('validation')} validation / "
+                    f"{data.get('test')} test points; settings {json.dumps(doc.get('settings'))}.\n")
+        table = [[r["model"], r.get("layers"), r.get("hidden"), r.get("epochs"),
+                  number(r.get("final_train_loss"), 4), number(r.get("train_accuracy"), 3),
+                  number(r.get("final_val_accuracy"), 3), number(r.get("test_loss"), 4), number(r["test_accuracy"], 3),
+                  number(r.get("baseline_majority_accuracy"), 3)] for r in doc["rows"]]
+        report.table(f"XOR study: final metrics ({Path(doc['_file']).name})", table,
+                     ["model", "hidden layers", "units", "epochs", "final train loss", "train acc", "final val acc",
+                      "test loss", "test acc", "majority baseline acc"])
+        notes = [f"- {note}" for note in doc.get("notes") or []]
+        for name, source in (doc.get("plots") or {}).items():
+            if not source:
+                continue
+            if not Path(source).is_file():
+                notes.append(f"- plot `{name}` is missing: {source} (rerun xor_study.py)")
+                continue
+            report.plots.mkdir(parents=True, exist_ok=True)
+            target = f"{Path(doc['_file']).stem}_{name}.png"
+            shutil.copyfile(source, report.plots / target)
+            report.text(f"![XOR study: {name}](plots/{target})\n")
+        if notes:
+            report.text("\n".join(notes) + "\n")
+
+
 def main(argv=None) -> None:
     parser = Parser(prog="compare_results.py", description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="*", type=Path, help=f"results JSONs or folders (default {DEFAULT_INPUT})")
@@ -256,7 +287,7 @@ def main(argv=None) -> None:
         report.text("Missing or unusable:\n\n" + "\n".join(missing + [f"- {p}" for p in problems]) + "\n")
         for line in missing + problems:
             print(line.lstrip("- "), file=sys.stderr)
-    sections = (("scale_test", scale_section), ("hp_search", search_section))
+    sections = (("scale_test", scale_section), ("hp_search", search_section), ("xor_study", xor_section))
     for kind, section in sections:
         chosen = [d for d in documents if d["kind"] == kind]
         try:
