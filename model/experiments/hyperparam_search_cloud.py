@@ -30,7 +30,11 @@ from pathlib import Path
 
 import yaml
 from results_file import results_document, write_results
-from search_space import SearchSpaceError, load_search_space, overrides_as_args
+from search_space import load_search_space, overrides_as_args, read_yaml
+
+from etl.cli import Parser
+from etl.errors import UserError
+from trainer.result_line import parse_result
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = REPO / "model" / "configs" / "search_space.yaml"
@@ -49,7 +53,7 @@ PYTORCHJOB_SUCCEEDED = 'status.conditions.#(type=="Succeeded")#|#(status=="True"
 PYTORCHJOB_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 
 
-class CloudSearchError(Exception):
+class CloudSearchError(UserError):
     """Bad input or a cluster that cannot be used; the message names the thing and what to do."""
 
 
@@ -57,12 +61,7 @@ class CloudSearchError(Exception):
 
 
 def load_template(path: Path) -> dict:
-    try:
-        job = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CloudSearchError(f"trial template {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise CloudSearchError(f"trial template {path} is not valid YAML ({exc})") from None
+    job = read_yaml(path, "trial template")
     if not isinstance(job, dict) or job.get("kind") != "PyTorchJob" or job.get("apiVersion") != "kubeflow.org/v1":
         raise CloudSearchError(f"trial template {path} must be one kubeflow.org/v1 PyTorchJob")
     replicas = job.get("spec", {}).get("pytorchReplicaSpecs") or {}
@@ -287,17 +286,6 @@ def condition(obj: dict, kind: str) -> dict | None:
     return None
 
 
-def parse_result(log: str) -> dict | None:
-    """The trainer's final `RESULT {json}` line in a pod log."""
-    for line in reversed(log.splitlines()):
-        if line.startswith("RESULT "):
-            try:
-                return json.loads(line[len("RESULT "):])
-            except ValueError:
-                return None
-    return None
-
-
 def last_error(log: str) -> str | None:
     """The trainer's one-line `error: ...` message in a pod log."""
     errors = [line for line in log.splitlines() if line.startswith("error: ")]
@@ -434,7 +422,7 @@ def run_katib(cluster: Cluster, experiment: dict, timeout: float, keep: bool,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python model/experiments/hyperparam_search_cloud.py",
         description="Hyperparameter search on Kubernetes: one Kubeflow PyTorchJob per trial, or one Katib "
                     "Experiment (--katib), over the same search space as the local search.",
@@ -535,10 +523,9 @@ def search(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        return search(args)
-    except (SearchSpaceError, CloudSearchError) as exc:
+        return search(parse_args(argv))
+    except UserError as exc:  # bad options, search space, template or cluster
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

@@ -13,23 +13,18 @@ import os
 import platform
 from pathlib import Path
 
-import psutil
-
 KINDS = ("scale_test", "hp_search", "train_run", "xor_study")
 WHERE = ("local", "cloud")
 
 
 def machine() -> dict:
+    """The trainer's machine facts (cores, memory, Python, torch) plus the host and the device."""
     import torch
 
-    return {
-        "hostname": platform.node(),
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-    }
+    from trainer.report import machine as trainer_machine
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {**trainer_machine(), "hostname": platform.node(), "device": device}
 
 
 def results_document(kind: str, where: str, rows: list[dict], **fields) -> dict:

@@ -58,14 +58,19 @@ def overrides_as_args(overrides: dict) -> list[str]:
     return args
 
 
+def read_yaml(path: Path, what: str):
+    """The YAML document at `path` (`yaml.safe_load`); UserError naming `what` when missing or malformed."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what} {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_search_space(path: str | Path) -> SearchSpace:
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SearchSpaceError(f"search space {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise SearchSpaceError(f"search space {path} is not valid YAML ({exc})") from None
+    spec = read_yaml(path, "search space")
     if not isinstance(spec, dict):
         raise SearchSpaceError(f"search space {path} must be a mapping")
     unknown = set(spec) - {"base_config", "epochs", "objective", "parameters"}

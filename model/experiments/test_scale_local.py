@@ -14,7 +14,6 @@ every run so an interrupted test leaves a valid partial file.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from etl.cli import Parser, run
 from etl.errors import UserError
 from etl.paths import PROCESSED_DIR
 from etl.reader import open_dataset
+from trainer.result_line import parse_result
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "model" / "configs" / "base.yaml"
@@ -68,14 +68,6 @@ def trainer_command(config: Path, world_size: int, overrides: dict) -> list[str]
     return [*launcher, "--config", str(config), *sets]
 
 
-def result_of(output: str) -> dict:
-    """The trainer's final `RESULT {json}` line, or {} if it did not get that far."""
-    for line in reversed(output.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    return {}
-
-
 def last_error(output: str) -> str | None:
     lines = [line for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:") or "Error" in line]
@@ -88,7 +80,7 @@ def measure(args, dataset: Path, multiplier: int, mode: str, world_size: int) ->
                  "io.run_name": f"x{multiplier}-{mode}-w{world_size}"}
     outcome = run_capped(trainer_command(args.config, world_size, overrides), cap_bytes=args.memory_cap,
                          timeout=args.timeout, cwd=REPO)
-    result = result_of(outcome.output)
+    result = parse_result(outcome.output) or {}
     index = open_dataset(dataset).index
     return {
         "multiplier": multiplier,

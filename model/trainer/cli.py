@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from etl import EtlError
+from etl.cli import Parser
+from etl.errors import UserError
 from trainer.config import load_config
-from trainer.errors import TrainerError
 from trainer.run import train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m trainer",
         description="Train an MLP or LSTM on a windowed dataset: one process, torchrun, or a PyTorchJob pod.",
     )
@@ -28,10 +28,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         train(load_config(args.config, args.set), resume=args.resume)
-    except (TrainerError, EtlError) as exc:
+    except UserError as exc:  # TrainerError, EtlError, a bad option
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0

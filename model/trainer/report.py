@@ -1,10 +1,9 @@
-"""What a run reports: the per-epoch `name=value` line (Katib's stdout collector), the `RESULT {json}`
-line (the cloud search reads it from pod logs), and facts about the machine and this process.
+"""What a run reports: the per-epoch `name=value` line (Katib's stdout collector) and facts about the
+machine and this process. The final `RESULT {json}` line is in `trainer.result_line`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
@@ -19,10 +18,6 @@ def epoch_line(record: dict, task: str) -> str:
     names = ["train_loss", "val_loss"] + (["val_accuracy"] if task == "classification" else []) + [
         "lr", "samples_per_sec"]
     return " ".join([f"epoch={record['epoch']}"] + [f"{name}={record[name]:.6g}" for name in names])
-
-
-def result_line(summary: dict) -> str:
-    return "RESULT " + json.dumps(summary, separators=(",", ":"))
 
 
 def peak_rss_mb() -> float:

@@ -31,7 +31,8 @@ from trainer.errors import TrainerError
 from trainer.loop import evaluate, flatten_parameters, loss_function, make_optimizer, make_scheduler, train_epoch
 from trainer.metrics import new_metrics
 from trainer.models import build_model
-from trainer.report import device_name, epoch_line, machine, now, peak_rss_mb, result_line, where
+from trainer.report import device_name, epoch_line, machine, now, peak_rss_mb, where
+from trainer.result_line import result_line
 from trainer.run_files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
