@@ -55,8 +55,6 @@ def build_root(spec: dict) -> Path:
             bind(directory, root / directory.lstrip("/"), read_only=True, recursive=True)
     for directory in KERNEL_DIRS:
         bind(directory, root / directory.lstrip("/"), read_only=False, recursive=True)
-    for host, path in spec["image"]:  # later binds may sit inside earlier ones (/app inside /work/...)
-        bind(host, root / path.lstrip("/"), read_only=True)
     bind(spec["hosts_file"], root / "etc/hosts", read_only=True)
     for volume in spec["volumes"]:
         target = root / volume["path"].lstrip("/")
@@ -65,6 +63,10 @@ def build_root(spec: dict) -> Path:
             mount("-t", "tmpfs", "-o", "mode=1777", "emptydir", str(target))
         else:
             bind(volume["host"], target, read_only=volume["read_only"])
+    # The image's paths go last: a checkout under /tmp (the project's editable install points into it)
+    # must stay visible above the /tmp emptyDir. Later binds may sit inside earlier ones (/app in /work/...).
+    for host, path in spec["image"]:
+        bind(host, root / path.lstrip("/"), read_only=True)
     if spec["read_only_root"]:
         mount("-o", "remount,ro", str(root))
     return root
