@@ -42,10 +42,9 @@ python=python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Render: the kustomization (its ConfigMap reads model/configs/, outside k8s/, hence the load restrictor),
-# the PyTorchJobs and the Katib Experiment, all with the chosen image.
+# Render: the kustomization, the PyTorchJobs and the Katib Experiment, all with the chosen image.
 with_image() { sed "s|image: ${default_image}\$|image: ${image}|" "$@"; }
-if ! kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/ >"$work/kustomized.yaml" 2>"$work/err"; then
+if ! kubectl kustomize k8s/ >"$work/kustomized.yaml" 2>"$work/err"; then
   echo "error: kubectl kustomize k8s/ failed: $(head -n 1 "$work/err")" >&2; exit 2
 fi
 with_image "$work/kustomized.yaml" >"$work/apply.yaml"

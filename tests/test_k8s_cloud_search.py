@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 from k8s.apiserver import ApiServer, FakeCluster
-from k8s.operator import can_emulate_pods, config_map_dir, config_map_files, make_workdir
+from k8s.operator import can_emulate_pods, config_map_dir, make_workdir
 
 from conftest import REPO, run_cli
 
@@ -23,7 +23,7 @@ def cluster_dirs(volatility_dataset):
     data, outputs = workdir / "pvc-data", workdir / "pvc-outputs"
     shutil.copytree(volatility_dataset, data / "processed" / "gspc-volatility")
     outputs.mkdir()
-    configs = config_map_dir(config_map_files(), workdir / "configmap-trainer-configs")
+    configs = config_map_dir(workdir / "configmap-trainer-configs")
     yield workdir, {"training-data": data, "training-outputs": outputs}, {"trainer-configs": configs}
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -30,9 +30,16 @@ from trainer.report import epoch_line
 sys.path.insert(0, str(REPO / "model" / "experiments"))
 from search_space import load_search_space  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("k8s_validate", REPO / "k8s" / "validate.py")
-validate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(validate)
+
+def load_module(name: str, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+validate = load_module("k8s_validate", REPO / "k8s" / "validate.py")
+render_configmap = load_module("k8s_render_configmap", REPO / "k8s" / "render_configmap.py")
 
 K8S = REPO / "k8s"
 KUBE_VERSION = kubernetes_validate.utils.latest_version()
@@ -48,7 +55,7 @@ def load(path):
 def kustomized():
     if not shutil.which("kubectl"):
         pytest.skip("kubectl is not installed (its kustomize renders k8s/)")
-    out = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(K8S)],
+    out = subprocess.run(["kubectl", "kustomize", str(K8S)],
                          capture_output=True, text=True, check=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
@@ -195,7 +202,9 @@ def test_pod_policy_refuses(change, message):
     assert any(message in e for e in validate.object_errors(job))
 
 
-def test_every_config_is_in_the_configmap(kustomized):
+def test_configmap_is_current_and_holds_every_config(kustomized):
+    assert (K8S / "trainer-configs.yaml").read_text() == render_configmap.render(), \
+        "k8s/trainer-configs.yaml is stale: run python k8s/render_configmap.py"
     config_map = next(o for o in kustomized if o["kind"] == "ConfigMap")
     assert config_map["metadata"]["name"] == "trainer-configs"
     assert sorted(config_map["data"]) == sorted(p.name for p in (REPO / "model" / "configs").glob("*.yaml"))

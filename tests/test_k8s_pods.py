@@ -23,7 +23,6 @@ from k8s.operator import (  # noqa: E402
     apply_defaults,
     can_emulate_pods,
     config_map_dir,
-    config_map_files,
     make_workdir,
     operator_env,
     plan_pods,
@@ -59,7 +58,7 @@ def test_trial_job_trains_in_emulated_pods(volatility_dataset, tmp_path, capsys)
     data, outputs = workdir / "pvc-data", workdir / "pvc-outputs"
     shutil.copytree(volatility_dataset, data / "processed" / "gspc-volatility")
     outputs.mkdir()
-    configs = config_map_dir(config_map_files(), workdir / "configmap-trainer-configs")
+    configs = config_map_dir(workdir / "configmap-trainer-configs")
     try:
         run = JobRun(job, {"training-data": data, "training-outputs": outputs}, {"trainer-configs": configs}, workdir)
         with capsys.disabled():

@@ -332,22 +332,17 @@ class JobRun:
         return self.status
 
 
-def config_map_files() -> list[Path]:
-    """The files k8s/kustomization.yaml generates the trainer-configs ConfigMap from."""
+def config_map_dir(into: Path) -> Path:
+    """The trainer-configs ConfigMap (k8s/trainer-configs.yaml) as the kubelet mounts it: one file per key,
+    readable by every user."""
     import yaml
 
-    kustomization = yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())
-    generator = next(g for g in kustomization["configMapGenerator"] if g["name"] == "trainer-configs")
-    return [(REPO / "k8s" / f).resolve() for f in generator["files"]]
-
-
-def config_map_dir(kustomization_files: list[Path], into: Path) -> Path:
-    """A ConfigMap volume as the kubelet writes it: one file per key, readable by every user."""
+    config_map = yaml.safe_load((REPO / "k8s" / "trainer-configs.yaml").read_text())
     into.mkdir(parents=True, exist_ok=True)
     into.chmod(0o755)
-    for source in kustomization_files:
-        target = into / source.name
-        target.write_bytes(source.read_bytes())
+    for key, text in config_map["data"].items():
+        target = into / key
+        target.write_text(text)
         target.chmod(0o644)
     return into
 
