@@ -49,8 +49,8 @@ def write_csv(tmp_path):
 
 @pytest.fixture(scope="session")
 def volatility_dataset(tmp_path_factory) -> Path:
-    """The default volatility dataset built once from the snapshot (shard_rows 1024)."""
+    """The volatility dataset built once from the snapshot, in shards of 1024 rows (4 train shards)."""
     prices, _ = read_price_csv(SNAPSHOT_FILE)
     out = tmp_path_factory.mktemp("datasets") / "gspc-volatility"
-    build_dataset(prices, {"provider": "snapshot"}, out, target="volatility")
+    build_dataset(prices, {"provider": "snapshot"}, out, target="volatility", shard_rows=1024)
     return out

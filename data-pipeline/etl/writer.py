@@ -22,7 +22,7 @@ import numpy as np
 from etl.errors import EtlError
 from etl.reader import FORMAT_VERSION, INDEX_FILE, SPLITS
 
-DEFAULT_SHARD_ROWS = 1024
+DEFAULT_SHARD_ROWS = 8192  # about 3.3 MB at window 20 x 5 features: the default train split is one shard
 
 
 class _HashingFile:
