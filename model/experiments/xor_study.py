@@ -38,7 +38,6 @@ from etl.cli import Parser, run  # noqa: E402
 from etl.errors import UserError  # noqa: E402
 from etl.xor import build_xor  # noqa: E402
 from trainer.config import Config, ModelConfig, load_config  # noqa: E402
-from trainer.errors import TrainerError  # noqa: E402
 from trainer.models import build_model  # noqa: E402
 from trainer.report import where  # noqa: E402
 from trainer.run import train  # noqa: E402
@@ -66,23 +65,17 @@ class Settings:
 
     def config(self, name: str, data: Path, run_dir: Path) -> Config:
         """The trainer config of model `name` (a key of MODELS) on `data`, writing to `run_dir`."""
-        try:
-            return load_config(None, [
-                f"data.path={data}", f"model.layers={MODELS[name]}", f"model.hidden={self.hidden}",
-                f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
-                f"train.seed={self.seed}", f"train.threads={self.threads}", "train.schedule=none",
-                "train.early_stop_patience=0", f"io.save_dir={run_dir.parent}", f"io.run_name={run_dir.name}",
-            ])
-        except TrainerError as exc:
-            raise UserError(str(exc)) from None
+        return load_config(None, [
+            f"data.path={data}", f"model.layers={MODELS[name]}", f"model.hidden={self.hidden}",
+            f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
+            f"train.seed={self.seed}", f"train.threads={self.threads}", "train.schedule=none",
+            "train.early_stop_patience=0", f"io.save_dir={run_dir.parent}", f"io.run_name={run_dir.name}",
+        ])
 
 
 def train_model(name: str, data: Path, settings: Settings, run_dir: Path) -> dict:
     """Train model `name` on the dataset `data`; the trainer writes `run_dir` and returns its metrics."""
-    try:
-        return train(settings.config(name, data, run_dir))
-    except TrainerError as exc:
-        raise UserError(str(exc)) from None
+    return train(settings.config(name, data, run_dir))
 
 
 def load_trained(run_dir: Path) -> torch.nn.Module:
