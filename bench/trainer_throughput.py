@@ -93,7 +93,7 @@ def measure(dataset, config: Config, mode: str, batch_size: int, epochs: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / Config().data.path), help="dataset folder (format v1)")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loop and batch size")
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs per loop and batch size")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the trainer's choice)")
     args = parser.parse_args(argv)

