@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job, offline, on the shipped S&P 500 snapshot: build the datasets, run the scale test
 # (peak memory and time against dataset size, per data mode, under a memory cap), the hyperparameter
-# search (the sequential fresh-process baseline, then the fast way: forked workers), and write the
-# report (tables and plots). Results that already exist are reused unless --fresh.
+# search (the sequential fresh-process baseline, then the fast way: forked workers), the XOR study, and
+# write the report (tables and plots). Results that already exist are reused unless --fresh.
 #
 #   ./run_local_experiments.sh [--quick] [--fresh]
 #
-#   --quick   a smaller run (about 2 minutes): two dataset sizes, one process per run, 6 trials of 5 epochs
+#   --quick   a smaller run (under 2 minutes): two dataset sizes, one process per run, 6 trials of 5
+#             epochs, the XOR study with 8 epochs
 #   --fresh   rebuild datasets and rerun every experiment
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,16 +17,16 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --fresh) fresh=1 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
 if [ "$quick" = 1 ]; then
-  multipliers=(1 200) world_sizes=(1) cap=700MiB search=(--trials 6 --epochs 5) tag=quick
+  multipliers=(1 200) world_sizes=(1) cap=700MiB search=(--trials 6 --epochs 5) xor=(--epochs 8) tag=quick
 else
-  multipliers=(1 10 50 200 1000) world_sizes=(1 2) cap=2GiB search=() tag=full
+  multipliers=(1 10 50 200 1000) world_sizes=(1 2) cap=2GiB search=() xor=() tag=full
 fi
 
 # shellcheck source=.ci/venv.sh
@@ -74,6 +75,12 @@ for executor in "process 1" "workers 2"; do
       "${search[@]}" --out "$out" --runs-dir "model/outputs/search/$tag" --resume
   fi
 done
+
+step "XOR study: no hidden layer against one hidden layer"
+if [ ! -f "$results/xor_study.json" ]; then
+  $py model/experiments/xor_study.py "${xor[@]}" --out "model/outputs/xor/$tag" \
+    --results "$results/xor_study.json" --force
+fi
 
 step "report"
 $py model/experiments/compare_results.py "$results" --out "$report"

@@ -130,7 +130,7 @@ def test_compare_results_on_a_partial_and_malformed_set(tmp_path):
     for needle in ("broken.json: not readable JSON", "other.json: not a results JSON",
                    "scale.json: 1 malformed row(s)", "odd.json: 1 malformed row(s)",
                    "`memory` mode, world size 1: exceeds the cap from x1000",
-                   "`stream` mode, world size 1: peak RSS 310 MB at x1 and 310 MB at x1000 (1.00x)",
+                   "`stream` mode, world size 1: peak RSS 310 MiB at x1 and 310 MiB at x1000 (1.00x)",
                    "no `hp_search` (local) results"):
         assert needle in report, needle
     assert (tmp_path / "report" / "plots" / "scale_peak_rss.png").stat().st_size > 10_000

@@ -74,7 +74,16 @@ def load(files: list[Path]) -> tuple[list[dict], list[str]]:
 
 
 def number(value, digits: int = 1):
-    return round(value, digits) if isinstance(value, (int, float)) else "-"
+    if not isinstance(value, (int, float)):
+        return "-"
+    return round(value) if digits == 0 else round(value, digits)
+
+
+def short_params(params) -> str:
+    """`lr=0.001 hidden=32 layers=3` from a trial's `section.key` overrides (epochs left out)."""
+    if not isinstance(params, dict):
+        return str(params)
+    return " ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items() if k != "train.epochs")
 
 
 class Report:
@@ -123,8 +132,8 @@ def scale_section(report: Report, documents: list[dict]) -> None:
               number(r.get("peak_rss_mb")), number(r.get("seconds")), number(r.get("samples_per_second"), 0)]
              for r in sorted(rows, key=lambda r: (str(r.get("mode")), r.get("world_size") or 0,
                                                    r.get("multiplier") or 0))]
-    report.table("Scale test", table, ["multiplier", "train MB", "mode", "world", "status", "peak RSS MB", "seconds",
-                                       "samples/s"])
+    report.table("Scale test", table, ["multiplier", "train MB", "mode", "world", "status", "peak RSS MiB",
+                                       "seconds", "samples/s"])
     findings = []
     for mode in sorted({r.get("mode") for r in rows}):
         for world in sorted({r.get("world_size") or 0 for r in rows}):
@@ -137,8 +146,8 @@ def scale_section(report: Report, documents: list[dict]) -> None:
                                 f"({failed[0].get('train_mb')} MB of training data).")
             elif len(ok) > 1:
                 growth = ok[-1]["peak_rss_mb"] / ok[0]["peak_rss_mb"]
-                findings.append(f"- `{mode}` mode, world size {world}: peak RSS {ok[0]['peak_rss_mb']} MB at "
-                                f"x{ok[0]['multiplier']} and {ok[-1]['peak_rss_mb']} MB at x{ok[-1]['multiplier']} "
+                findings.append(f"- `{mode}` mode, world size {world}: peak RSS {ok[0]['peak_rss_mb']} MiB at "
+                                f"x{ok[0]['multiplier']} and {ok[-1]['peak_rss_mb']} MiB at x{ok[-1]['multiplier']} "
                                 f"({growth:.2f}x); no run stopped at the cap.")
     report.text("\n".join(findings) + "\n")
 
@@ -154,7 +163,7 @@ def scale_section(report: Report, documents: list[dict]) -> None:
             ax.axhline(cap, color="red", linewidth=1, label=f"cap {cap} MiB")
         ax.set_xscale("log")
         ax.set_xlabel("training data on disk (MB, log scale)")
-        ax.set_ylabel("peak RSS of the process tree (MB)")
+        ax.set_ylabel("peak RSS of the process tree (MiB)")
 
     report.figure("scale_peak_rss", "Peak memory against dataset size (x = stopped at the cap)", rss)
 
@@ -175,7 +184,8 @@ def group(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for row in sorted(rows, key=lambda r: r.get("multiplier") or 0):
         groups[tuple(row.get(k) for k in keys)].append(row)
-    return dict(sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])))
+    return dict(sorted(groups.items(), key=lambda item: tuple(
+        (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in item[0])))
 
 
 def search_label(document: dict) -> str:
@@ -226,13 +236,15 @@ def search_section(report: Report, documents: list[dict]) -> None:
         ax.set_xlabel("where / strategy")
 
     report.figure("search_wall_time", "Search wall time per strategy", walls)
-    curves = [r for r in best_rows if isinstance(r.get("history"), list)][:5]
+    distinct = {json.dumps(r.get("params"), sort_keys=True): r for r in reversed(best_rows)}  # best run of each
+    curves = sorted((r for r in distinct.values() if isinstance(r.get("history"), list)),
+                    key=lambda r: r.get("best_val_loss", float("inf")))[:5]
     if curves:
         def draw(ax):
             for r in curves:
                 history = [h for h in r["history"] if isinstance(h, dict) and "val_loss" in h]
                 ax.plot([h.get("epoch") for h in history], [h["val_loss"] for h in history], marker=".",
-                        label=json.dumps(r.get("params")))
+                        label=short_params(r.get("params")))
             ax.set_xlabel("epoch")
             ax.set_ylabel("validation loss")
 
