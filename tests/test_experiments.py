@@ -1,6 +1,7 @@
 """Experiments: the memory cap, the local search (failures, Ctrl-C, --resume) and compare_results."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,3 +141,35 @@ def test_compare_results_on_a_partial_and_malformed_set(tmp_path):
 def test_compare_results_names_a_missing_input(tmp_path):
     proc = compare(tmp_path, tmp_path / "nope.json")
     assert proc.returncode == 2 and "nope.json does not exist" in proc.stderr
+
+
+def test_workers_compute_what_fresh_processes_compute(tmp_path, volatility_dataset):
+    space = space_file(tmp_path, {"model.hidden": [8, 16]}, {"data.path": str(volatility_dataset)})
+    results = {}
+    for executor, parallel in (("process", "1"), ("workers", "2")):
+        out = tmp_path / f"{executor}.json"
+        run_cli(EXPERIMENTS / "hyperparam_search_local.py", "--space", space, "--runs-dir", tmp_path / executor,
+                "--out", out, "--executor", executor, "--parallel", parallel, check_rc=0)
+        summary = json.loads(out.read_text())
+        assert summary["mode"] == ("sequential" if executor == "process" else "workers-2")
+        results[executor] = [(r["trial"], r["best_val_loss"], r["test"]) for r in summary["rows"]]
+    assert results["process"] == results["workers"]
+
+
+def test_scale_test_records_each_run_and_the_cap(tmp_path, volatility_dataset):
+    base = tmp_path / "base"
+    shutil.copytree(volatility_dataset, base)
+    out = tmp_path / "scale.json"
+    command = [EXPERIMENTS / "test_scale_local.py", "--base", base, "--multipliers", "1", "2", "--world-sizes", "1",
+               "--max-steps", "2", "--runs-dir", tmp_path / "runs", "--out", out]
+    proc = run_cli(*command, check_rc=0)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["multiplier"], r["mode"], r["status"]) for r in rows] == [
+        (1, "memory", "ok"), (1, "stream", "ok"), (2, "memory", "ok"), (2, "stream", "ok")]
+    assert (base.parent / "base-x2" / "index.json").exists() and rows[2]["train_rows"] == 2 * rows[0]["train_rows"]
+    assert all(r["peak_rss_mb"] > 50 and r["samples_per_second"] > 0 for r in rows)
+    assert "samples_per_second" in proc.stdout
+    run_cli(*command[:-1], tmp_path / "capped.json", "--memory-cap", "60MiB", "--modes", "memory", check_rc=0)
+    capped = json.loads((tmp_path / "capped.json").read_text())["rows"]
+    assert {r["status"] for r in capped} == {"oom_at_cap"} and all(r["error"] for r in capped)
+    assert run_cli(*command, "--memory-cap", "lots").returncode == 2

@@ -74,6 +74,15 @@ def last_error(output: str) -> str | None:
     return (errors or lines or [None])[-1]
 
 
+def describe_failure(outcome, args) -> str | None:
+    """Why a run did not finish: the cap, the timeout, or the last error line it printed."""
+    if outcome.status == "oom_at_cap":
+        return f"stopped at the memory cap of {args.memory_cap / 2**20:.0f} MiB ({outcome.enforced_by})"
+    if outcome.status == "timeout":
+        return f"stopped after {args.timeout:.0f} s (--timeout)"
+    return None if outcome.status == "ok" else last_error(outcome.output)
+
+
 def measure(args, dataset: Path, multiplier: int, mode: str, world_size: int) -> dict:
     overrides = {"data.path": dataset, "data.mode": mode, "train.epochs": args.epochs,
                  "train.max_steps_per_epoch": args.max_steps, "io.save_dir": args.runs_dir,
@@ -96,7 +105,7 @@ def measure(args, dataset: Path, multiplier: int, mode: str, world_size: int) ->
         "train_seconds": result.get("train_seconds"),
         "cap_mb": round(args.memory_cap / 2**20),
         "enforced_by": outcome.enforced_by,
-        "error": None if outcome.status == "ok" else last_error(outcome.output),
+        "error": describe_failure(outcome, args),
     }
 
 
