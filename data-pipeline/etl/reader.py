@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,9 +197,14 @@ class Dataset:
         return pieces
 
     def iter_part(
-        self, split: str, world_size: int, rank: int, epoch: int | None = None, seed: int = 0
+        self, split: str, world_size: int, rank: int, epoch: int | None = None, seed: int = 0,
+        load: Callable[[str, int], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (x, y) for each piece of this rank's part, holding one shard in memory at a time."""
+        """Yield (x, y) for each piece of this rank's part, holding one shard in memory at a time.
+
+        `load(split, number)` reads a shard (default `load_shard`); a caller may pass one that keeps the
+        last shard it read."""
+        load = load or self.load_shard
         for piece in self.partition(split, world_size, rank, epoch, seed):
-            x, y = self.load_shard(split, piece.shard)
+            x, y = load(split, piece.shard)
             yield x[piece.start : piece.stop], y[piece.start : piece.stop]

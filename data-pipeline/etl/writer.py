@@ -68,8 +68,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(out: Path) -> None:
-    """Remove temporary folders of `out` left behind by writers that were killed."""
-    for folder in out.parent.glob(f".{out.name}.tmp-*"):
+    """Remove the temporary (`.tmp-PID`) and retired (`.old-PID`) folders of `out` left behind by writers
+    that were killed."""
+    for folder in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
         pid = folder.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)

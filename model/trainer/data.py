@@ -54,16 +54,14 @@ class StreamData:
         self.dataset, self.world, self.seed = dataset, world, seed
         self.last_shard: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
-    def _train_part(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """This rank's pieces of the train split in `epoch`, like `Dataset.iter_part`, except that the last
-        shard read stays loaded: when the next piece (often the next epoch's first) is in the same shard, it
-        is not read again. Every shard was verified by the start-up scan; at most one shard is kept."""
-        for piece in self.dataset.partition("train", self.world.world_size, self.world.rank, epoch, self.seed):
-            if self.last_shard is None or self.last_shard[0] != piece.shard:
-                self.last_shard = None  # release the old shard before reading the next
-                self.last_shard = (piece.shard, self.dataset.load_shard("train", piece.shard))
-            x, y = self.last_shard[1]
-            yield x[piece.start : piece.stop], y[piece.start : piece.stop]
+    def _load_train_shard(self, split: str, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """`Dataset.load_shard`, except that the last shard read stays loaded: when the next piece (often the
+        next epoch's first) is in the same shard, it is not read again. Every shard was verified by the
+        start-up scan; at most one shard is kept."""
+        if self.last_shard is None or self.last_shard[0] != number:
+            self.last_shard = None  # release the old shard before reading the next
+            self.last_shard = (number, self.dataset.load_shard(split, number))
+        return self.last_shard[1]
 
     def train_batches(self, epoch: int, batch_size: int, steps: int) -> Iterator[Batch]:
         """`steps` shuffled batches: shard order by (seed, epoch), rows mixed across two shards at a time.
@@ -72,7 +70,8 @@ class StreamData:
         (in whole batches) is served and the rest carried on, so the pool never exceeds about two shards.
         """
         generator = torch.Generator().manual_seed(seed_for(self.seed, epoch, self.world.rank))
-        parts = self._train_part(epoch)
+        parts = self.dataset.iter_part("train", self.world.world_size, self.world.rank, epoch, self.seed,
+                                       load=self._load_train_shard)
         carry_x = carry_y = None
         served = 0
         for x_np, y_np in parts:
