@@ -66,8 +66,9 @@ class StreamData:
     def train_batches(self, epoch: int, batch_size: int, steps: int) -> Iterator[Batch]:
         """`steps` shuffled batches: shard order by (seed, epoch), rows mixed across two shards at a time.
 
-        Each new piece joins the rows carried over from the last one; the pool is permuted, half of it
-        (in whole batches) is served and the rest carried on, so the pool never exceeds about two shards.
+        Each new piece joins the rows carried over from the last one; the pool is shuffled in one copy, half
+        of it (in whole batches) is served as slices of that copy and the rest carried on, so the pool never
+        holds more than about two shards' rows and a batch costs no copy of its own.
         """
         generator = torch.Generator().manual_seed(seed_for(self.seed, epoch, self.world.rank))
         parts = self.dataset.iter_part("train", self.world.world_size, self.world.rank, epoch, self.seed,
@@ -78,15 +79,16 @@ class StreamData:
             x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
             if carry_x is not None:
                 x, y = torch.cat([carry_x, x]), torch.cat([carry_y, y])
+                carry_x = carry_y = None
             order = torch.randperm(len(x), generator=generator)
+            x, y = x.index_select(0, order), y.index_select(0, order)
             serve = len(x) // 2 // batch_size * batch_size
             for start in range(0, serve, batch_size):
                 if served == steps:
                     return
-                rows = order[start : start + batch_size]
-                yield x.index_select(0, rows), y.index_select(0, rows)
+                yield x[start : start + batch_size], y[start : start + batch_size]
                 served += 1
-            carry_x, carry_y = x.index_select(0, order[serve:]), y.index_select(0, order[serve:])
+            carry_x, carry_y = x[serve:], y[serve:]
         for start in range(0, (steps - served) * batch_size, batch_size):
             yield carry_x[start : start + batch_size], carry_y[start : start + batch_size]
 

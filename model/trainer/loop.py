@@ -3,8 +3,9 @@
 `train_epoch` is the hot loop: no per-step host sync (the loss is summed on the device), batches already cut
 as tensors, and the model's parameters and gradients flattened into one tensor each (`flatten_parameters`),
 so zeroing the gradients, clipping their norm and the fused AdamW step are a few whole-tensor ops instead
-of a few ops per parameter. `evaluate` runs any predictor (the model, or a baseline) over batches and
-returns metrics reduced across ranks.
+of a few ops per parameter; the step itself goes through torch's functional AdamW (`adamw_step`).
+`evaluate` runs any predictor (the model, or a baseline) over batches and returns metrics reduced across
+ranks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adamw import adamw
 
 from trainer.config import TrainConfig
 from trainer.distributed import World
@@ -49,6 +51,25 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
 def make_optimizer(flat: nn.Parameter, train: TrainConfig) -> torch.optim.AdamW:
     """AdamW with `train.lr` and `train.weight_decay` over the flat parameter, with the fused kernel."""
     return torch.optim.AdamW([flat], lr=train.lr, weight_decay=train.weight_decay, fused=True)
+
+
+def adamw_step(optimizer: torch.optim.AdamW) -> None:
+    """`optimizer.step()` for the one-parameter fused AdamW of `make_optimizer`, through torch's functional
+    `torch.optim.adamw.adamw`: the same fused kernel on the optimizer's own state and hyperparameters (so
+    schedulers, `state_dict` and checkpoints see no difference), without the per-call bookkeeping of
+    `Optimizer.step` (hooks, profiler scope, grouping tensors by device), which on a small model costs several
+    times the kernel: about 100 µs of a 0.7 ms step on 2 CPU cores. The first step creates the state."""
+    group = optimizer.param_groups[0]
+    (flat,) = group["params"]
+    state = optimizer.state[flat]
+    if not state:
+        optimizer.step()
+        return
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():
+        adamw([flat], [flat.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
+              fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
+              weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig):
@@ -92,7 +113,7 @@ def train_epoch(
         loss.backward()
         if grad_clip:
             clip_gradient(flat.grad, grad_clip)
-        optimizer.step()
+        adamw_step(optimizer)
         loss_sum.add_(loss.detach(), alpha=len(y))
         rows += len(y)
     return loss_sum, rows
