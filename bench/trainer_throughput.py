@@ -17,7 +17,10 @@ ratios to the naive loop: the median over the rounds of (samples/s / naive sampl
 so a slow spell of a shared machine mostly cancels out of a ratio.
 
   python bench/trainer_throughput.py [--data DIR] [--epochs 30] [--mode stream|memory] [--device cpu|cuda]
-                                     [--threads N]
+                                     [--threads N] [--profile]
+
+`--profile` also runs the trainer's loop alone for `--epochs` epochs at the default batch size under
+torch.profiler and prints where its time goes, op by op.
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ def naive_epoch(model, optimizer, loader, device) -> int:
     return rows
 
 
-def measure(dataset, config: Config, mode: str, batch_size: int, epochs: int,
-            device: torch.device) -> dict[str, tuple[float, float]]:
-    """{loop: (median samples/s, median ratio to naive)} at `batch_size` over `epochs` rounds."""
+def measure(dataset, config: Config, mode: str, batch_size: int, epochs: int, device: torch.device,
+            profile: bool = False) -> dict[str, tuple[float, float]]:
+    """{loop: (median samples/s, median ratio to naive)} at `batch_size` over `epochs` rounds; with `profile`,
+    then prints the op table of the trainer's loop run alone for `epochs` epochs."""
     x, y = (torch.from_numpy(a) for a in dataset.load_split("train"))
     torch.manual_seed(0)
     first = build_model(config.model, dataset.window, dataset.n_features)
@@ -94,6 +98,11 @@ def measure(dataset, config: Config, mode: str, batch_size: int, epochs: int,
             if device.type == "cuda":
                 torch.cuda.synchronize()
             rates[name].append(rows / (time.perf_counter() - start))
+    if profile:
+        with torch.profiler.profile() as profiler:
+            for epoch in range(epochs):
+                run("trainer", epoch)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     return {name: (statistics.median(rates[name]),
                    statistics.median(a / b for a, b in zip(rates[name], rates["naive"], strict=True)))
             for name in LOOPS}
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("stream", "memory"), default="stream", help="the trainer's data.mode")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the trainer's choice)")
+    parser.add_argument("--profile", action="store_true", help="print the op table of the trainer's loop")
     args = parser.parse_args(argv)
     try:
         dataset = open_dataset(args.data)
@@ -121,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{threads} thread(s)")
     print(f"{'batch':>6} " + " ".join(f"{name + ' samples/s':>23}" for name in LOOPS))
     for batch_size in sorted({64, config.train.batch_size}):
-        result = measure(dataset, config, args.mode, batch_size, args.epochs, device)
+        profile = args.profile and batch_size == config.train.batch_size
+        result = measure(dataset, config, args.mode, batch_size, args.epochs, device, profile)
         cells = [f"{result[name][0]:>14,.0f}" + (f" ({result[name][1]:.2f}x)" if name != "naive" else " " * 8)
                  for name in LOOPS]
         print(f"{batch_size:>6} " + " ".join(f"{cell:>23}" for cell in cells), flush=True)

@@ -1,10 +1,10 @@
-"""Batches for one rank: `stream` (its own shards, at most two in memory) or `memory` (whole splits).
+"""Batches for one rank: `stream` (its own shards, rows of at most two mixed at a time) or `memory` (whole splits).
 
 Both modes give every rank the same number of training steps per epoch, `steps_per_epoch`, computed from
 `index.json` alone (the smallest rank's share of the train split, in whole batches), so no rank waits in
-a collective another rank never reaches. Batches are cut from contiguous tensors with `index_select`,
-never sample by sample. Shuffling is seeded by (seed, epoch[, rank]), so an epoch's batches are the same
-whether the run was interrupted or not.
+a collective another rank never reaches. Batches are cut from contiguous tensors (slices in stream mode,
+`index_select` in memory mode), never sample by sample. Shuffling is seeded by (seed, epoch[, rank]), so
+an epoch's batches are the same whether the run was interrupted or not.
 
 `scan_dataset` loads every shard once before training, shared across ranks, to fail early (on every
 rank, naming the shard) on a corrupt dataset, and to count the train targets for the baselines.
