@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import multiprocessing
 import os
@@ -78,6 +79,8 @@ def preload_trainer() -> None:
     import torch._dynamo  # noqa: F401
 
     import trainer.run  # noqa: F401
+
+    gc.freeze()  # what is loaded now is never collected: the workers' collections skip it, and leave its pages shared
 
 
 def run_in_process(config_file: str, settings: list[str], trial: int, overrides: dict, log: str) -> dict:
