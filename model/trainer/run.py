@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -207,7 +207,7 @@ def _train(config: Config, resume: bool, world: World, dataset: Dataset, task: s
             save_tensors(checkpoint_path, {
                 "weights": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "progress": asdict(progress), **compatibility(config, dataset),
+                "progress": vars(progress), **compatibility(config, dataset),  # not asdict: it deep-copies best_state
             })
         log(world, epoch_line(record, task))
     return _finish(config, world, dataset, data, task, model, progress, targets, threads, started, resumed_from)
