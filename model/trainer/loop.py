@@ -83,7 +83,7 @@ def clip_gradient(grad: torch.Tensor, max_norm: float) -> None:
     """What nn.utils.clip_grad_norm_ does, on one flat gradient. On the CPU reading the norm costs nothing,
     so the gradient is scaled only when it is over the limit (one op instead of four); on a GPU the scale
     is computed on the device, so no step waits for the host."""
-    norm = grad.norm()
+    norm = torch.linalg.vector_norm(grad)
     if grad.device.type == "cpu":
         total = float(norm) + 1e-6
         if total > max_norm:
