@@ -73,9 +73,9 @@ def row_from(trial: int, overrides: dict, metrics: dict | None, seconds: float, 
 
 
 def preload_trainer() -> None:
-    """Import the trainer, and torch._dynamo (which torch imports when the first optimizer is built, about 2 s
-    here), in this process before the workers are forked: they start with both loaded and share those pages,
-    rather than each importing them at the same time on its own core."""
+    """Import the trainer, and torch._dynamo (which torch imports when the first optimizer is built; seconds of
+    start-up), in this process before the workers are forked: they start with both loaded and share those
+    pages, rather than each importing them at the same time on its own core."""
     import torch._dynamo  # noqa: F401
 
     import trainer.run  # noqa: F401
